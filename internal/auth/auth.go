@@ -23,14 +23,15 @@ type Tokens struct {
 // ParseTokens reads "alice=tokenA,bob=tokenB".
 func ParseTokens(spec string) (*Tokens, error) {
 	t := &Tokens{byHash: map[[32]byte]string{}}
-	for _, part := range strings.Split(spec, ",") {
+	for i, part := range strings.Split(spec, ",") {
 		part = strings.TrimSpace(part)
 		if part == "" {
 			continue
 		}
 		user, token, ok := strings.Cut(part, "=")
 		if !ok || token == "" {
-			return nil, fmt.Errorf("FORNAX_API_TOKENS: entry for %q is not user=token", user)
+			// The entry may be a mistyped token: name it by position only.
+			return nil, fmt.Errorf("FORNAX_API_TOKENS: entry %d is not user=token", i+1)
 		}
 		if err := t.Add(user, token); err != nil {
 			return nil, err
@@ -53,7 +54,11 @@ func (t *Tokens) Add(user, token string) error {
 	if len(token) < 8 {
 		return fmt.Errorf("token of user %q is shorter than 8 characters", user)
 	}
-	t.byHash[sha256.Sum256([]byte(token))] = user
+	h := sha256.Sum256([]byte(token))
+	if other, ok := t.byHash[h]; ok && other != user {
+		return fmt.Errorf("users %q and %q have the same token; every user needs a token of their own", other, user)
+	}
+	t.byHash[h] = user
 	return nil
 }
 
@@ -87,9 +92,8 @@ func UserFrom(ctx context.Context) string {
 // passes the user on in the request context.
 func (t *Tokens) Middleware(next http.Handler, unauthorized func(w http.ResponseWriter, msg string)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := r.Header.Get("Authorization")
-		token, ok := strings.CutPrefix(h, "Bearer ")
-		if !ok || token == "" {
+		scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
 			unauthorized(w, "missing bearer token: send Authorization: Bearer <token>")
 			return
 		}

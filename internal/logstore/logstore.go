@@ -44,6 +44,9 @@ type Writer struct {
 
 // NewWriter starts a log writer that continues after any chunks already stored.
 func NewWriter(ctx context.Context, bucket *blob.Bucket, versionID string, flushInterval time.Duration) (*Writer, error) {
+	if flushInterval <= 0 {
+		flushInterval = 250 * time.Millisecond
+	}
 	keys, err := chunkKeys(ctx, bucket, versionID)
 	if err != nil {
 		return nil, err

@@ -2,11 +2,9 @@ package testenv
 
 import (
 	"bytes"
-	"crypto/subtle"
 	"encoding/base64"
-	"io"
+	"github.com/fornax-dev/fornax/internal/githttp"
 	"net/http"
-	"net/http/cgi"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -30,6 +28,7 @@ type GitServer struct {
 	backend string
 	home    string
 	noV2    atomic.Bool
+	handler *githttp.Server
 
 	mu   sync.Mutex
 	reqs []Request
@@ -64,6 +63,14 @@ func NewGitServer(t testing.TB) *GitServer {
 		Root:     t.TempDir(),
 		backend:  backend,
 		home:     t.TempDir(),
+	}
+	s.handler = &githttp.Server{
+		Root: s.Root, Username: s.Username, Password: s.Password, Home: s.home,
+		Observe: func(r *http.Request, user string, ok bool) {
+			s.mu.Lock()
+			s.reqs = append(s.reqs, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, User: user, Authorized: ok})
+			s.mu.Unlock()
+		},
 	}
 	srv := httptest.NewServer(http.HandlerFunc(s.serveHTTP))
 	t.Cleanup(srv.Close)
@@ -105,40 +112,10 @@ func (s *GitServer) RejectedRequests() int {
 }
 
 func (s *GitServer) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	user, pass, hasAuth := r.BasicAuth()
-	ok := hasAuth &&
-		subtle.ConstantTimeCompare([]byte(user), []byte(s.Username)) == 1 &&
-		subtle.ConstantTimeCompare([]byte(pass), []byte(s.Password)) == 1
-	s.mu.Lock()
-	s.reqs = append(s.reqs, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, User: user, Authorized: ok})
-	s.mu.Unlock()
-	if !ok {
-		w.Header().Set("WWW-Authenticate", `Basic realm="fornax-test"`)
-		http.Error(w, "authentication required", http.StatusUnauthorized)
-		return
-	}
-	if !strings.HasPrefix(r.URL.Path, "/git/") {
-		http.NotFound(w, r)
-		return
-	}
 	if s.noV2.Load() {
 		r.Header.Del("Git-Protocol")
 	}
-	h := &cgi.Handler{
-		Path:   s.backend,
-		Root:   "/git",
-		Dir:    s.Root,
-		Stderr: io.Discard, // "Not a git repository" and the like: the client gets a 404
-		Env: []string{
-			"GIT_PROJECT_ROOT=" + s.Root,
-			"GIT_HTTP_EXPORT_ALL=1",
-			"REMOTE_USER=" + user,
-			"HOME=" + s.home,
-			"GIT_CONFIG_NOSYSTEM=1",
-			"GIT_CONFIG_GLOBAL=/dev/null",
-		},
-	}
-	h.ServeHTTP(w, r)
+	s.handler.ServeHTTP(w, r)
 }
 
 // authEnv returns the environment that makes git send the server's
