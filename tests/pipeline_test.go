@@ -399,3 +399,31 @@ func TestTimeoutFailsTheBuild(t *testing.T) {
 	}
 	waitGone(t, pid)
 }
+
+// Deleting a service while it builds stops the build, and nothing of the
+// version is left behind — not even log chunks its runner wrote late.
+func TestDeleteWhileBuilding(t *testing.T) {
+	git := testenv.NewGitServer(t)
+	fx := startFornax(t, t.TempDir(), nil)
+	v, pidfile := startSleeper(t, fx, git)
+	pid := readPid(t, pidfile)
+	if code := fx.call(aliceToken, "DELETE", "/api/v1/services/"+v.ServiceID, nil, nil); code != http.StatusNoContent {
+		t.Fatalf("delete: %d", code)
+	}
+	waitGone(t, pid)
+	if code := fx.call(aliceToken, "GET", "/api/v1/versions/"+v.ID, nil, nil); code != http.StatusNotFound {
+		t.Fatalf("version after delete: %d", code)
+	}
+	dir := filepath.Join(fx.Config.DataDir, "blobs", "logs", v.ID)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		chunks, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+		if len(chunks) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("log chunks left behind: %v", chunks)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

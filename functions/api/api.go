@@ -82,6 +82,9 @@ func New(d Deps) http.Handler {
 	})
 }
 
+// repoTimeout bounds how long a request waits for a user's repository.
+const repoTimeout = 30 * time.Second
+
 var serviceNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9_.-]{0,62}[a-z0-9])?$`)
 
 func validServiceName(n string) error {
@@ -129,6 +132,8 @@ func (h *handler) ownedVersion(w http.ResponseWriter, r *http.Request, id string
 
 // checkRepo probes a repository and records what it found on the service.
 func (h *handler) checkRepo(ctx context.Context, svc *records.Service, token string) {
+	ctx, cancel := context.WithTimeout(ctx, repoTimeout)
+	defer cancel()
 	st, reason := h.Repos.Check(ctx, vcs.Repo{URL: svc.Repository.URL, VCS: svc.Repository.VCS, Username: svc.Repository.Username, Token: token})
 	svc.Repository.Status = string(st)
 	svc.Repository.StatusReason = reason
@@ -459,7 +464,9 @@ func (h *handler) createVersion(w http.ResponseWriter, r *http.Request) {
 		h.internal(w, r, "read repository token", err)
 		return
 	}
-	ref, err := h.Repos.Resolve(ctx, vcs.Repo{URL: svc.Repository.URL, VCS: svc.Repository.VCS, Username: svc.Repository.Username, Token: token}, in.Ref)
+	rctx, cancel := context.WithTimeout(ctx, repoTimeout)
+	defer cancel()
+	ref, err := h.Repos.Resolve(rctx, vcs.Repo{URL: svc.Repository.URL, VCS: svc.Repository.VCS, Username: svc.Repository.Username, Token: token}, in.Ref)
 	if err != nil {
 		httpx.Errorf(w, http.StatusUnprocessableEntity, "cannot resolve ref %q of %s: %v", in.Ref, svc.Repository.URL, err)
 		return

@@ -17,9 +17,11 @@ import (
 	"log/slog"
 	"time"
 
+	"gocloud.dev/blob"
 	"gocloud.dev/secrets"
 
 	"github.com/fornax-dev/fornax/internal/executor"
+	"github.com/fornax-dev/fornax/internal/logstore"
 	"github.com/fornax-dev/fornax/internal/messages"
 	"github.com/fornax-dev/fornax/internal/records"
 	"github.com/fornax-dev/fornax/internal/trigger"
@@ -27,8 +29,11 @@ import (
 
 // Deps are what the build function works with.
 type Deps struct {
-	Store    *records.Store
-	Keeper   *secrets.Keeper
+	Store  *records.Store
+	Keeper *secrets.Keeper
+	// Logs holds version logs; a runner that finishes after its version
+	// was deleted leaves chunks there, which are removed then.
+	Logs     *blob.Bucket
 	Executor executor.Executor
 	// Registry is where images go: "host:port" or "host:port/prefix".
 	Registry string
@@ -172,6 +177,10 @@ func (f *Function) HandleEvent(ctx context.Context, body []byte) error {
 	_, err := f.Store.UpdateVersion(ctx, ev.VersionID, func(v *records.Version) error {
 		return Apply(v, &ev)
 	})
+	if errors.Is(err, records.ErrNotFound) && ev.Kind == messages.EventFinished && f.Logs != nil {
+		// The version was deleted while its runner was still writing.
+		return logstore.Delete(ctx, f.Logs, ev.VersionID)
+	}
 	if errors.Is(err, records.ErrNoChange) || errors.Is(err, records.ErrNotFound) {
 		return nil
 	}

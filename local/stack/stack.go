@@ -144,7 +144,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err err
 
 	trig := &trigger.Trigger{Store: s.Store, Builds: s.builds, Now: time.Now}
 	s.Build = build.New(build.Deps{
-		Store: s.Store, Keeper: s.keeper, Executor: s.Executor,
+		Store: s.Store, Keeper: s.keeper, Executor: s.Executor, Logs: s.bucket,
 		Registry: s.Registry, Timeout: cfg.BuildTimeout, Log: log,
 	})
 	mux := http.NewServeMux()
