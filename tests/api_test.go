@@ -17,11 +17,7 @@ func TestAuthAndIsolation(t *testing.T) {
 	git := testenv.NewGitServer(t)
 	fx := startFornax(t, t.TempDir(), nil)
 	svc := fx.createService(aliceToken, "app", git, "app", "s3cret-iso")
-	w := git.NewRepo(t, "app")
-	w.WriteFile(t, "Dockerfile", "FROM scratch\nCOPY a /a\n")
-	w.WriteFile(t, "a", "a\n")
-	w.Commit(t, "first")
-	w.Push(t, "refs/heads/main")
+	scratchRepo(t, git, "app", "a\n")
 	var v versionOut
 	fx.call(aliceToken, "POST", "/api/v1/versions", map[string]any{"service_id": svc.ID}, &v)
 	fx.waitVersion(aliceToken, v.ID)
@@ -140,11 +136,7 @@ func TestServiceLifecycle(t *testing.T) {
 	}
 
 	// PATCH: fix the repository, and its status is checked again.
-	w := git.NewRepo(t, "web")
-	w.WriteFile(t, "Dockerfile", "FROM scratch\nCOPY a /a\n")
-	w.WriteFile(t, "a", "a\n")
-	w.Commit(t, "first")
-	w.Push(t, "refs/heads/main")
+	scratchRepo(t, git, "web", "a\n")
 	var patched serviceOut
 	if code := fx.call(aliceToken, "PATCH", "/api/v1/services/"+svc.ID, map[string]any{"description": "the web app"}, &patched); code != 200 {
 		t.Fatalf("patch: %d", code)
@@ -220,11 +212,7 @@ func TestRestartKeepsEverything(t *testing.T) {
 	dir := t.TempDir()
 	fx := startFornax(t, dir, func(c *stack.Config) { c.MaxBuilds = 1 })
 	svc := fx.createService(aliceToken, "app", git, "app", "s3cret-restart")
-	w := git.NewRepo(t, "app")
-	w.WriteFile(t, "Dockerfile", "FROM scratch\nCOPY a /a\n")
-	w.WriteFile(t, "a", "kept\n")
-	w.Commit(t, "first")
-	w.Push(t, "refs/heads/main")
+	w, _ := scratchRepo(t, git, "app", "kept\n")
 	code, out := fx.webhook(svc.ID, "push", "r-1", pushPayload(t, w, "refs/heads/main"), "s3cret-restart")
 	if code != http.StatusAccepted {
 		t.Fatalf("webhook %d %v", code, out)

@@ -339,3 +339,15 @@ func fileInImage(t testing.TB, img v1.Image, path string) (string, bool) {
 		}
 	}
 }
+
+// scratchRepo pushes to main a repository whose Dockerfile copies one file,
+// a, into a FROM scratch image. It returns the work tree and the commit.
+func scratchRepo(t testing.TB, git *testenv.GitServer, name, content string) (*testenv.WorkTree, string) {
+	t.Helper()
+	w := git.NewRepo(t, name)
+	w.WriteFile(t, "Dockerfile", "FROM scratch\nCOPY a /a\n")
+	w.WriteFile(t, "a", content)
+	sha := w.Commit(t, "first")
+	w.Push(t, "refs/heads/main")
+	return w, sha
+}

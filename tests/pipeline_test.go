@@ -164,11 +164,7 @@ func TestWebhookVerification(t *testing.T) {
 	git := testenv.NewGitServer(t)
 	fx := startFornax(t, t.TempDir(), nil)
 	svc := fx.createService(aliceToken, "app", git, "app", "right-secret")
-	w := git.NewRepo(t, "app")
-	w.WriteFile(t, "Dockerfile", "FROM scratch\nCOPY a /a\n")
-	w.WriteFile(t, "a", "a\n")
-	w.Commit(t, "first")
-	w.Push(t, "refs/heads/main")
+	w, _ := scratchRepo(t, git, "app", "a\n")
 	body := pushPayload(t, w, "refs/heads/main")
 
 	if code, _ := fx.webhook(svc.ID, "ping", "p-1", []byte(`{"zen":"hi"}`), "right-secret"); code != http.StatusOK {
@@ -208,11 +204,7 @@ func TestTagPushAndNames(t *testing.T) {
 	git := testenv.NewGitServer(t)
 	fx := startFornax(t, t.TempDir(), nil)
 	svc := fx.createService(aliceToken, "app", git, "app", "s3cret-tag")
-	w := git.NewRepo(t, "app")
-	w.WriteFile(t, "Dockerfile", "FROM scratch\nCOPY a /a\n")
-	w.WriteFile(t, "a", "a\n")
-	sha := w.Commit(t, "first")
-	w.Push(t, "refs/heads/main")
+	w, sha := scratchRepo(t, git, "app", "a\n")
 	w.Git(t, "tag", "v1.0.0+build.7")
 	w.Push(t, "refs/tags/v1.0.0+build.7")
 

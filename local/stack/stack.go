@@ -467,6 +467,8 @@ func (s *Stack) Close() error {
 	return s.closeErr
 }
 
+// writeFileAtomic replaces path with data through a temporary file and a
+// rename, so readers and crashes see the old content or the new, never half.
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*.tmp")
 	if err != nil {
@@ -478,6 +480,11 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 		return err
 	}
 	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	// On disk before the rename, so a crash leaves the old file or the new one.
+	if err := tmp.Sync(); err != nil {
 		tmp.Close()
 		return err
 	}
