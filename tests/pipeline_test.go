@@ -42,6 +42,7 @@ build:
 post_build:
   commands:
     - echo "post-build saw $FORNAX_IMAGE"
+    - env
 `
 
 // newApp makes a repository with the sample application and returns its work tree.
@@ -60,6 +61,9 @@ func newApp(t *testing.T, git *testenv.GitServer, name, base string) *testenv.Wo
 // commit, see the signed webhook turn into a version, see it succeed, and
 // pull the image it published.
 func TestPushBuildsImage(t *testing.T) {
+	// Fornax's own environment holds its secrets: none of it may reach the
+	// user's commands.
+	t.Setenv("FORNAX_SECRET_MARKER", "must-not-leak-7f3a")
 	git := testenv.NewGitServer(t)
 	fx := startFornax(t, t.TempDir(), nil)
 	base := pushBase(t, fx.Registry, "library/base:1.0")
@@ -112,6 +116,12 @@ func TestPushBuildsImage(t *testing.T) {
 	}
 	if strings.Contains(log, git.Password) {
 		t.Fatal("the repository password is in the log")
+	}
+	if !strings.Contains(log, "FORNAX_VERSION="+sha[:7]) || !strings.Contains(log, "CI=true") {
+		t.Fatalf("the commands' environment is not the clean one:\n%s", log)
+	}
+	if strings.Contains(log, "must-not-leak-7f3a") {
+		t.Fatal("Fornax's own environment reached the user's commands")
 	}
 
 	// The image is in the registry under the version's name, by digest.
@@ -362,6 +372,14 @@ func TestCancelStopsTheBuild(t *testing.T) {
 	fx := startFornax(t, t.TempDir(), nil)
 	v, pidfile := startSleeper(t, fx, git)
 	pid := readPid(t, pidfile)
+	// The log can be read while the version runs.
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(fx.logs(aliceToken, v.ID), "$ sleep 300 & echo $! > $PIDFILE; wait") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the running version's log does not show its command:\n%s", fx.logs(aliceToken, v.ID))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 
 	var out versionOut
 	if code := fx.call(aliceToken, "POST", "/api/v1/versions/"+v.ID+"/cancel", nil, &out); code != http.StatusOK || out.Status != "cancelled" {
