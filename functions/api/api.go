@@ -352,6 +352,9 @@ func (h *handler) patchService(w http.ResponseWriter, r *http.Request) {
 		return nil
 	})
 	if err != nil {
+		if in.Name != nil && *in.Name != oldName {
+			_ = h.Store.ReleaseName(ctx, ownerKey(svc.Owner), *in.Name)
+		}
 		h.internal(w, r, "update service", err)
 		return
 	}
