@@ -141,6 +141,17 @@ func TestServiceLifecycle(t *testing.T) {
 	if code := fx.call(aliceToken, "PATCH", "/api/v1/services/"+svc.ID, map[string]any{"description": "the web app"}, &patched); code != 200 {
 		t.Fatalf("patch: %d", code)
 	}
+	// Renaming onto another service's name is refused; a free name is taken
+	// and the old one freed.
+	if code := fx.call(aliceToken, "PATCH", "/api/v1/services/"+svc.ID, map[string]any{"name": "hg"}, nil); code != http.StatusConflict {
+		t.Fatalf("rename onto a taken name: %d", code)
+	}
+	if code := fx.call(aliceToken, "PATCH", "/api/v1/services/"+svc.ID, map[string]any{"name": "site"}, &patched); code != 200 || patched.Name != "site" {
+		t.Fatalf("rename: %d %+v", code, patched)
+	}
+	if code := fx.call(aliceToken, "PATCH", "/api/v1/services/"+svc.ID, map[string]any{"name": "web"}, &patched); code != 200 || patched.Name != "web" {
+		t.Fatalf("rename back: %d %+v", code, patched)
+	}
 	for _, s := range gone.Items {
 		if s.Name == "wrongpw" {
 			fx.call(aliceToken, "PATCH", "/api/v1/services/"+s.ID, map[string]any{"repository": map[string]any{"token": git.Password}}, &patched)

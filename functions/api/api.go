@@ -298,14 +298,6 @@ func (h *handler) patchService(w http.ResponseWriter, r *http.Request) {
 			httpx.Error(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		if _, err := h.Store.ReserveName(ctx, ownerKey(svc.Owner), *in.Name, svc.ID, true); err != nil {
-			if errors.Is(err, records.ErrExists) {
-				httpx.Errorf(w, http.StatusConflict, "you already have a service named %q", *in.Name)
-				return
-			}
-			h.internal(w, r, "reserve service name", err)
-			return
-		}
 	}
 	if in.Repository != nil && in.Repository.URL != nil && strings.TrimSpace(*in.Repository.URL) == "" {
 		httpx.Error(w, http.StatusBadRequest, "repository.url cannot be empty")
@@ -326,6 +318,17 @@ func (h *handler) patchService(w http.ResponseWriter, r *http.Request) {
 		}
 		if encSecret, err = h.Keeper.Encrypt(ctx, []byte(*in.WebhookSecret)); err != nil {
 			h.internal(w, r, "encrypt webhook secret", err)
+			return
+		}
+	}
+	// Reserve a new name last, once nothing else can refuse the request.
+	if in.Name != nil && *in.Name != svc.Name {
+		if _, err := h.Store.ReserveName(ctx, ownerKey(svc.Owner), *in.Name, svc.ID, true); err != nil {
+			if errors.Is(err, records.ErrExists) {
+				httpx.Errorf(w, http.StatusConflict, "you already have a service named %q", *in.Name)
+				return
+			}
+			h.internal(w, r, "reserve service name", err)
 			return
 		}
 	}
