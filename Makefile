@@ -10,7 +10,7 @@ run:
 
 ## test: install what the tests need, then vet and run every test
 test: test-deps vet
-	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
 
 test-deps:
 	./scripts/test-deps.sh

@@ -437,3 +437,47 @@ func TestDeleteWhileBuilding(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// FORNAX_MAX_BUILDS bounds the builds under way; the rest wait queued and
+// all of them finish.
+func TestMaxBuildsBoundsConcurrency(t *testing.T) {
+	git := testenv.NewGitServer(t)
+	fx := startFornax(t, t.TempDir(), func(c *stack.Config) { c.MaxBuilds = 2 })
+	journal := filepath.Join(t.TempDir(), "journal")
+	w := git.NewRepo(t, "busy")
+	w.WriteFile(t, "Dockerfile", "FROM scratch\n")
+	// Each build notes its start and end around a short sleep.
+	w.WriteFile(t, "caicloud.yml", "pre_build:\n  environment:\n    JOURNAL: "+journal+"\n  commands:\n    - echo start >> $JOURNAL; sleep 1; echo end >> $JOURNAL\n")
+	w.Commit(t, "busy")
+	w.Push(t, "refs/heads/main")
+	svc := fx.createService(aliceToken, "busy", git, "busy", "s3cret-busy")
+	var ids []string
+	for i := 0; i < 5; i++ {
+		var v versionOut
+		if code := fx.call(aliceToken, "POST", "/api/v1/versions", map[string]any{"service_id": svc.ID}, &v); code != http.StatusAccepted {
+			t.Fatalf("version %d: %d", i, code)
+		}
+		ids = append(ids, v.ID)
+	}
+	for _, id := range ids {
+		if v := fx.waitVersion(aliceToken, id); v.Status != "success" {
+			t.Fatalf("version %s: %s %s", id, v.Status, v.Error)
+		}
+	}
+	b, err := os.ReadFile(journal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	running, most := 0, 0
+	for _, line := range strings.Fields(string(b)) {
+		if line == "start" {
+			running++
+		} else {
+			running--
+		}
+		most = max(most, running)
+	}
+	if most != 2 {
+		t.Fatalf("at most %d builds ran at once, want exactly 2 (journal %q)", most, b)
+	}
+}
