@@ -35,6 +35,8 @@ func TestJobDeliveredTwiceRunsOnce(t *testing.T) {
 	if err := store.CreateVersion(ctx, v); err != nil {
 		t.Fatal(err)
 	}
+	// The runner is a stand-in that only counts its starts: this tests the
+	// build function's guard; the real runner runs in the tests/ suites.
 	var runs atomic.Int32
 	var got messages.RunnerJob
 	var gotSecrets messages.RunnerSecrets

@@ -747,7 +747,8 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 
 func TestErrorsDoNotLeakCredentials(t *testing.T) {
 	const secret = "s3cr3t-t0ken-value"
-	// A registry that echoes what it was sent, as some do in errors.
+	// A registry that echoes what it was sent, as some do in errors. This is
+	// a stand-in on purpose: no real registry here misbehaves this way.
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/v2/" {
 			return // no auth challenge: the client then sends its token everywhere
